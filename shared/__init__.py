@@ -1,0 +1,1 @@
+"""Watchword's shared domain language: models, settings, AWS and LLM adapters."""

@@ -1,0 +1,1 @@
+"""boto3 adapters: clients, resource names, provisioning and the DynamoDB stores."""
