@@ -16,6 +16,7 @@ from shared.models.communications import (
     parse_communication,
 )
 from shared.models.evaluation import (
+    CommunicationOutcome,
     EvaluationRequest,
     ModelVerdict,
     ProcessingResult,
@@ -28,6 +29,7 @@ __all__ = [
     "AlertDefinition",
     "AlertNotification",
     "CallTranscript",
+    "CommunicationOutcome",
     "Communication",
     "Email",
     "EvaluationRequest",

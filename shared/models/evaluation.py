@@ -80,3 +80,15 @@ class ProcessingResult(BaseModel):
     @property
     def fired(self) -> bool:
         return self.outcome == "fired"
+
+
+class CommunicationOutcome(BaseModel):
+    """What a tenant actor reports once a communication is durably processed."""
+
+    tenant: str
+    communication_id: str
+    results: list[ProcessingResult] = []
+
+    @property
+    def fired(self) -> list[str]:
+        return [r.alert_id for r in self.results if r.fired]

@@ -1,0 +1,1 @@
+"""Model access: the Anthropic client, retries and prompts."""
