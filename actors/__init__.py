@@ -1,0 +1,1 @@
+"""Watchword's Ray actors: tenants, the evaluator pool and AlertBatch shards."""

@@ -74,12 +74,17 @@ def unique(prefix: str = "t") -> str:
 
 
 @pytest.fixture
-def settings(emulator: ServerProcess, model_server: ServerProcess) -> Settings:
-    """Settings naming this test's own queues, tables and Ray namespace."""
+def aws_settings(emulator: ServerProcess) -> Settings:
+    """Settings naming this test's own queues, tables and Ray namespace.
+
+    No model is started for these: tests that reach the model use ``settings``.
+    """
     name = unique()
     return Settings(
         aws_endpoint_url=emulator.url,
-        model_base_url=model_server.url,
+        # Nothing listens on the discard port: a test that reaches the model
+        # through these settings fails fast instead of hanging.
+        model_base_url="http://127.0.0.1:9",
         resource_prefix=name,
         ray_namespace=name,
         sqs_wait_seconds=1,
@@ -92,8 +97,22 @@ def settings(emulator: ServerProcess, model_server: ServerProcess) -> Settings:
 
 
 @pytest.fixture
+def settings(aws_settings: Settings, model_server: ServerProcess) -> Settings:
+    """``aws_settings`` plus the session's offline model."""
+    return aws_settings.with_overrides(model_base_url=model_server.url)
+
+
+@pytest.fixture
 def provisioned(settings: Settings) -> Settings:
     from shared.aws.provision import provision
 
     provision(settings)
     return settings
+
+
+@pytest.fixture
+def aws_provisioned(aws_settings: Settings) -> Settings:
+    from shared.aws.provision import provision
+
+    provision(aws_settings)
+    return aws_settings

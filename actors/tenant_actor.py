@@ -1,0 +1,108 @@
+"""The Ray actor that hosts a tenant's ``TenantWorker`` (``tenant/<id>``).
+
+Detached, so it outlives the poller that created it. After
+``tenant_idle_seconds`` without work it marks itself retiring (new calls get
+``Retiring`` and the router retries on a fresh actor) and exits; every durable
+fact is in DynamoDB, so the next message simply creates a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any
+
+import ray
+
+from actors import names
+from actors.alert_batch import shard_handle
+from actors.evaluator import STARTED, evaluator_pool
+from actors.hashing import shard_of
+from actors.tenant import TenantWorker
+from shared.models.communications import Communication
+from shared.models.evaluation import (
+    CommunicationOutcome,
+    EvaluationRequest,
+    ProcessingResult,
+)
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@ray.remote(num_cpus=0, max_concurrency=1000)
+class TenantActor:
+    """Serializes a tenant's state updates and fans out its evaluations."""
+
+    def __init__(self, settings: Settings, tenant: str) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self._settings = settings
+        self._evaluators = itertools.cycle(evaluator_pool(settings))
+        self._shards: dict[int, Any] = {}
+        shards = settings.alert_batch_shards
+        self._worker = TenantWorker(
+            settings,
+            tenant,
+            evaluate=self._evaluate,
+            schedule=self._schedule,
+            shard_of=lambda t, a: shard_of(t, a, shards),
+        )
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def process(self, comm: Communication) -> CommunicationOutcome:
+        """Evaluate every applicable alert; returns once all is durable."""
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._retire_when_idle())
+        return await self._worker.process(comm)
+
+    async def reload(self) -> None:
+        """The tenant's alerts changed: drop the cache."""
+        self._worker.invalidate()
+
+    async def stats(self) -> dict[str, Any]:
+        return {**self._worker.stats(), "fault_hits": self._worker.faults.hits()}
+
+    async def arm_fault(self, point: str, times: int = 1) -> None:
+        self._worker.faults.arm(point, times)
+
+    async def _evaluate(
+        self, request: EvaluationRequest, started: asyncio.Event
+    ) -> ProcessingResult:
+        evaluator = next(self._evaluators)
+        stream = evaluator.evaluate.options(num_returns="streaming").remote(request)
+        async for ref in stream:
+            item = await ref
+            if item == STARTED:
+                started.set()
+            else:
+                return item  # type: ignore[no-any-return]
+        raise RuntimeError("the evaluator ended without a result")
+
+    async def _schedule(self, tenant: str, alert_id: str, shard: int) -> None:
+        handle = self._shards.get(shard)
+        if handle is None:
+            handle = self._shards[shard] = shard_handle(self._settings, shard)
+        await handle.schedule.remote(tenant, alert_id)
+
+    async def _retire_when_idle(self) -> None:
+        idle = self._settings.tenant_idle_seconds
+        while True:
+            await asyncio.sleep(min(idle / 4, 5.0))
+            if self._worker.idle_for() >= idle:
+                # From here on, process() refuses: no call is half-done when
+                # the actor goes, and refused callers retry on a fresh actor.
+                self._worker.retiring = True
+                logger.info("tenant actor retiring tenant=%s", self._worker.tenant)
+                await asyncio.sleep(0.5)  # let calls already queued be refused
+                ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+                return
+
+
+def tenant_handle(settings: Settings, tenant: str) -> Any:
+    return TenantActor.options(  # type: ignore[attr-defined]
+        name=names.tenant_actor(tenant),
+        namespace=settings.ray_namespace,
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote(settings, tenant)
