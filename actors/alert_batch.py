@@ -37,6 +37,7 @@ from shared.aws.names import ResourceNames
 from shared.aws.payloads import wrap_if_large
 from shared.aws.pending_store import Claim, PendingStore
 from shared.faults import Faults
+from shared.logs import configure as configure_logging
 from shared.models.alerts import utcnow
 from shared.models.notifications import AlertNotification, PendingAlert
 from shared.settings import Settings
@@ -218,7 +219,7 @@ class AlertBatchActor:
     """One AlertBatch shard (``alert-batch/<k>``): timers over pending windows."""
 
     def __init__(self, settings: Settings, shard: int) -> None:
-        logging.basicConfig(level=logging.INFO)
+        configure_logging()
         self._shard = Shard(settings, shard)
         self._tasks: list[asyncio.Task[Any]] = []
 

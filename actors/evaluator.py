@@ -27,6 +27,7 @@ from actors import names
 from shared.errors import StateViolation
 from shared.llm import prompts
 from shared.llm.client import make_client, retrying, translate
+from shared.logs import configure as configure_logging
 from shared.models.alerts import StateSchema
 from shared.models.evaluation import (
     EvaluationRequest,
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 STARTED = "started"
 
 
-class AnswerRejected(Exception):  # noqa: N818 - internal signal
+class AnswerRejected(Exception):
     """The model's answer broke the evaluation contract."""
 
 
@@ -201,17 +202,17 @@ class Evaluator:
     @staticmethod
     def _with_repair(kwargs: dict[str, Any], message: Any, problem: str) -> dict:
         """The same request plus the rejected answer and what was wrong with it."""
-        tool_use = next(
-            (b for b in message.content if b.type == "tool_use"), None
-        )
+        tool_use = next((b for b in message.content if b.type == "tool_use"), None)
         assistant = [b.model_dump(exclude_none=True) for b in message.content]
         if tool_use is not None:
-            reply: list[dict[str, Any]] = [{
-                "type": "tool_result",
-                "tool_use_id": tool_use.id,
-                "is_error": True,
-                "content": f"Rejected: {problem}. Call the tool again, correctly.",
-            }]
+            reply: list[dict[str, Any]] = [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": tool_use.id,
+                    "is_error": True,
+                    "content": f"Rejected: {problem}. Call the tool again, correctly.",
+                }
+            ]
         else:
             reply = [{"type": "text", "text": f"Rejected: {problem}. Use the tool."}]
         return {
@@ -229,7 +230,7 @@ class EvaluatorActor:
     """One member of the evaluator pool (``evaluator/<i>``)."""
 
     def __init__(self, settings: Settings) -> None:
-        logging.basicConfig(level=logging.INFO)
+        configure_logging()
         self._logic = Evaluator(settings)
 
     async def evaluate(

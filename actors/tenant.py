@@ -169,9 +169,7 @@ class TenantWorker:
     ) -> list[ProcessingResult]:
         if not self.warm_up_worthwhile(alerts, text):
             return list(
-                await asyncio.gather(
-                    *(self._run(a, comm, text, None) for a in alerts)
-                )
+                await asyncio.gather(*(self._run(a, comm, text, None) for a in alerts))
             )
         # Warm up with an alert nobody else is evaluating right now, so the
         # rest do not wait behind another communication's evaluation.

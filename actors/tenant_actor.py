@@ -20,6 +20,7 @@ from actors.alert_batch import shard_handle
 from actors.evaluator import STARTED, evaluator_pool
 from actors.hashing import shard_of
 from actors.tenant import TenantWorker
+from shared.logs import configure as configure_logging
 from shared.models.communications import Communication
 from shared.models.evaluation import (
     CommunicationOutcome,
@@ -36,7 +37,7 @@ class TenantActor:
     """Serializes a tenant's state updates and fans out its evaluations."""
 
     def __init__(self, settings: Settings, tenant: str) -> None:
-        logging.basicConfig(level=logging.INFO)
+        configure_logging()
         self._settings = settings
         self._evaluators = itertools.cycle(evaluator_pool(settings))
         self._shards: dict[int, Any] = {}

@@ -1,0 +1,1 @@
+"""The `watchword` command: composes the other packages; owns no logic of theirs."""
