@@ -19,8 +19,8 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from shared.settings import Settings  # noqa: E402
-from standins.process import ServerProcess, free_port  # noqa: E402
+from shared.settings import Settings
+from standins.process import ServerProcess, free_port
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -116,3 +116,26 @@ def aws_provisioned(aws_settings: Settings) -> Settings:
 
     provision(aws_settings)
     return aws_settings
+
+
+@pytest.fixture
+def ray_services(ray_session: None, provisioned: Settings) -> Iterator[Settings]:
+    """Provisioned settings sized for tests, with every named actor of the
+    test's namespace stopped afterwards (they are detached and would linger)."""
+    import ray
+
+    settings = provisioned.with_overrides(
+        alert_batch_shards=2, evaluator_pool_size=1, pollers_per_queue=1
+    )
+    yield settings
+    try:
+        from ingest.supervisor import stop_pollers
+
+        stop_pollers(settings, drain_seconds=1.0)
+    finally:
+        for actor in ray.util.list_named_actors(all_namespaces=True):
+            if actor["namespace"] == settings.ray_namespace:
+                try:
+                    ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))
+                except ValueError:
+                    pass
