@@ -153,20 +153,21 @@ def wait_until_done(
 def print_notifications(
     notifications: list[AlertNotification], console: Console
 ) -> None:
-    table = Table(title="Notifications", show_lines=False)
-    table.add_column("tenant")
-    table.add_column("alert")
-    table.add_column("triggers", justify="right")
-    table.add_column("first trigger: communication and reason")
-    table.add_column("state")
+    table = Table(title="Notifications (one per alert and window)", expand=True)
+    table.add_column("tenant", no_wrap=True)
+    table.add_column("alert", overflow="ellipsis", no_wrap=True, ratio=3)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("triggered by: reason", overflow="ellipsis", no_wrap=True, ratio=4)
+    table.add_column("state", overflow="ellipsis", no_wrap=True, ratio=1)
     for n in sorted(notifications, key=lambda n: (n.tenant, n.alert_name)):
         first = n.triggers[0]
+        more = f" (+{len(n.triggers) - 1})" if len(n.triggers) > 1 else ""
         table.add_row(
-            n.tenant,
+            n.tenant.removeprefix("tenant-"),
             n.alert_name,
             str(len(n.triggers)),
-            f"{first.communication_id}: {first.reason}"[:90],
-            json.dumps(n.state)[:40],
+            f"{first.communication_id}{more}: {first.reason}",
+            json.dumps(n.state) if n.state else "",
         )
     console.print(table)
 

@@ -26,7 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-console = Console()
+# Wide enough for the demo's table when the output is not a terminal (CI).
+console = Console(width=None if Console().is_terminal else 140)
 
 DEFAULT_DATA = Path("../shared/data")
 
@@ -52,7 +53,9 @@ def provision() -> None:
 
 @app.command()
 def demo(
-    data: Annotated[Path, typer.Option(help="Folder of *.jsonl records.")] = DEFAULT_DATA,
+    data: Annotated[
+        Path, typer.Option(help="Folder of *.jsonl records.")
+    ] = DEFAULT_DATA,
     out: Annotated[Path, typer.Option(help="Notifications as JSON Lines.")] = Path(
         "demo-out/notifications.jsonl"
     ),
@@ -93,7 +96,10 @@ def up(
     if not local:
         import ray
 
-        ray.init(address=settings.ray_address or "auto", namespace=settings.ray_namespace)
+        ray.init(
+            address=settings.ray_address or "auto",
+            namespace=settings.ray_namespace,
+        )
         url = start_services(settings)
         console.print(f"services started; API at {url}")
         return
