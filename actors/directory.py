@@ -48,7 +48,7 @@ class TenantDirectory:
         """Have the tenant's actor process ``comm``; returns once it is durable."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(_HAND_OVER),
-            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
             stop=stop_after_delay(60),
             reraise=True,
         ):

@@ -1,0 +1,1 @@
+"""Ingestion: SQS pollers as Ray actors, message decoding, dead-lettering."""

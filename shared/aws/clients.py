@@ -23,9 +23,7 @@ def client(settings: Settings, service: str) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _cached_client(
-    service: str, region: str, endpoint: str | None, stack: str
-) -> Any:
+def _cached_client(service: str, region: str, endpoint: str | None, stack: str) -> Any:
     # boto3 clients are thread-safe (sessions are not), so one per process and
     # endpoint is shared by every thread that asyncio.to_thread uses.
     config = Config(

@@ -35,7 +35,7 @@ LEDGER_TTL_SECONDS = 30 * 86_400
 LedgerStatus = Literal["applied", "completed", "failed"]
 
 
-class AlreadyApplied(Exception):  # noqa: N818 - a signal, not an error
+class AlreadyApplied(Exception):
     """The ledger already holds this (alert, communication)."""
 
 
@@ -142,7 +142,9 @@ class EvaluationStore:
                             "ConditionExpression": "version = :v",
                             "ExpressionAttributeNames": {"#s": "state"},
                             "ExpressionAttributeValues": {
-                                ":s": {"S": json.dumps(result.new_state, sort_keys=True)},
+                                ":s": {
+                                    "S": json.dumps(result.new_state, sort_keys=True)
+                                },
                                 ":v": {"N": str(expected_version)},
                                 ":nv": {"N": str(expected_version + 1)},
                                 ":now": {"S": now},

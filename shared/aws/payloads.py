@@ -44,5 +44,7 @@ def unwrap(settings: Settings, body: str) -> str:
     pointer = pointer_of(body)
     if pointer is None:
         return body
-    obj = client(settings, "s3").get_object(Bucket=pointer["bucket"], Key=pointer["key"])
+    obj = client(settings, "s3").get_object(
+        Bucket=pointer["bucket"], Key=pointer["key"]
+    )
     return obj["Body"].read().decode("utf-8")

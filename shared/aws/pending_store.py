@@ -157,11 +157,13 @@ class PendingStore:
 
     def claim(self, pending: PendingAlert, claim: Claim, notification_id: str) -> bool:
         """Save the exact notification about to be sent; False if it moved on."""
-        encoded = json.dumps({
-            "body": claim.body,
-            "trigger_keys": claim.trigger_keys,
-            "last_updated_at": claim.last_updated_at,
-        })
+        encoded = json.dumps(
+            {
+                "body": claim.body,
+                "trigger_keys": claim.trigger_keys,
+                "last_updated_at": claim.last_updated_at,
+            }
+        )
         if len(encoded) > INLINE_CLAIM_LIMIT:
             key = f"claims/{notification_id}.json"
             self._s3.put_object(Bucket=self._bucket, Key=key, Body=encoded.encode())
@@ -180,7 +182,9 @@ class PendingStore:
                 " AND first_seen_at = :fs",
                 ExpressionAttributeValues={
                     ":c": value,
-                    ":fs": {"S": pending.first_seen_at.isoformat(timespec="microseconds")},
+                    ":fs": {
+                        "S": pending.first_seen_at.isoformat(timespec="microseconds")
+                    },
                 },
             )
         except ClientError as err:
@@ -211,7 +215,10 @@ class PendingStore:
         flush: the entry stays, without its claim, and its window restarts at
         the earliest remaining trigger.
         """
-        key = {"pk": {"S": alert_key(pending.tenant, pending.alert_id)}, "sk": {"S": ENTRY}}
+        key = {
+            "pk": {"S": alert_key(pending.tenant, pending.alert_id)},
+            "sk": {"S": ENTRY},
+        }
         try:
             self._ddb.delete_item(
                 TableName=self._table,

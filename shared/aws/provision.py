@@ -113,10 +113,12 @@ def _queue(
         "MessageRetentionPeriod": str(14 * 86_400 if dlq_arn is None else 4 * 86_400),
     }
     if dlq_arn is not None:
-        attributes["RedrivePolicy"] = json.dumps({
-            "deadLetterTargetArn": dlq_arn,
-            "maxReceiveCount": str(settings.sqs_max_receive_count),
-        })
+        attributes["RedrivePolicy"] = json.dumps(
+            {
+                "deadLetterTargetArn": dlq_arn,
+                "maxReceiveCount": str(settings.sqs_max_receive_count),
+            }
+        )
     sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
         "Attributes"
@@ -129,13 +131,15 @@ def _allow_topic(sqs: Any, url: str, queue_arn: str, topic_arn: str) -> None:
     # On AWS a queue accepts the topic's deliveries only under such a policy.
     policy = {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "sns.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-        }],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
     }
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
 
@@ -185,14 +189,16 @@ def _table_specs(names: ResourceNames) -> dict[str, dict[str, Any]]:
         {"AttributeName": "first_seen_at", "AttributeType": "S"},
     ]
     # Sparse index: only the per-alert entry items carry ``shard``.
-    pending["GlobalSecondaryIndexes"] = [{
-        "IndexName": PENDING_BY_SHARD,
-        "KeySchema": [
-            {"AttributeName": "shard", "KeyType": "HASH"},
-            {"AttributeName": "first_seen_at", "KeyType": "RANGE"},
-        ],
-        "Projection": {"ProjectionType": "ALL"},
-    }]
+    pending["GlobalSecondaryIndexes"] = [
+        {
+            "IndexName": PENDING_BY_SHARD,
+            "KeySchema": [
+                {"AttributeName": "shard", "KeyType": "HASH"},
+                {"AttributeName": "first_seen_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
     return {
         names.alerts_table: keys("tenant", "alert_id"),
         names.ledger_table: keys("pk", "communication_id"),

@@ -61,8 +61,10 @@ def is_spending_limit(error: BaseException) -> bool:
     if not isinstance(error, anthropic.APIStatusError):
         return False
     text = str(error).lower()
-    return error.status_code in (402, 403) or "credit balance" in text or (
-        error.status_code == 400 and "billing" in text
+    return (
+        error.status_code in (402, 403)
+        or "credit balance" in text
+        or (error.status_code == 400 and "billing" in text)
     )
 
 
@@ -81,7 +83,7 @@ class _Wait:
 
     def __init__(self, cap: float) -> None:
         self._cap = cap
-        self._backoff = wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5)
+        self._backoff = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
 
     def __call__(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

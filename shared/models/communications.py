@@ -54,8 +54,17 @@ class EmailPayload(_Strict):
 class SalesforcePayload(_Strict):
     object_type: Annotated[str, Field(min_length=1, max_length=80)]
     record_id: Annotated[str, Field(min_length=1, max_length=40)]
-    change_type: Literal["CREATE", "UPDATE", "DELETE", "UNDELETE", "GAP_CREATE",
-                         "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW"]
+    change_type: Literal[
+        "CREATE",
+        "UPDATE",
+        "DELETE",
+        "UNDELETE",
+        "GAP_CREATE",
+        "GAP_UPDATE",
+        "GAP_DELETE",
+        "GAP_UNDELETE",
+        "GAP_OVERFLOW",
+    ]
     changed_fields: dict[str, Any] = {}
     cdc_event: dict[str, Any] = {}
 
@@ -113,13 +122,15 @@ class SalesforceChange(_CommunicationBase):
     def render(self) -> str:
         p = self.payload
         fields = json.dumps(p.changed_fields, ensure_ascii=False, indent=1, default=str)
-        return "\n".join([
-            self.header(),
-            f"object: {p.object_type} {p.record_id}",
-            f"change: {p.change_type}",
-            "changed fields:",
-            fields,
-        ])
+        return "\n".join(
+            [
+                self.header(),
+                f"object: {p.object_type} {p.record_id}",
+                f"change: {p.change_type}",
+                "changed fields:",
+                fields,
+            ]
+        )
 
 
 Communication = Annotated[

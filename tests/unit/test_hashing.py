@@ -24,7 +24,9 @@ def test_shard_assignment_is_the_same_in_another_process() -> None:
 
 def test_a_thousand_alerts_spread_within_twenty_percent_of_even() -> None:
     shards = 8
-    counts = Counter(shard_of(f"tenant-{i % 7}", f"al-{i:06d}", shards) for i in range(1000))
+    counts = Counter(
+        shard_of(f"tenant-{i % 7}", f"al-{i:06d}", shards) for i in range(1000)
+    )
     even = 1000 / shards
     assert set(counts) == set(range(shards))
     assert all(abs(n - even) <= 0.2 * even for n in counts.values()), counts

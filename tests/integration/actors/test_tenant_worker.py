@@ -68,13 +68,15 @@ def make_alert(settings: Settings, data_types: list[str] | None = None) -> str:
 
 
 def email(n: int, body: str = "we are talking to a competitor") -> Email:
-    return Email.model_validate({
-        "id": f"email-{n}",
-        "tenant": TENANT,
-        "data_type": "email",
-        "occurred_at": datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=n),
-        "payload": {"from": "buyer", "to": ["rep"], "subject": "s", "body": body},
-    })
+    return Email.model_validate(
+        {
+            "id": f"email-{n}",
+            "tenant": TENANT,
+            "data_type": "email",
+            "occurred_at": datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=n),
+            "payload": {"from": "buyer", "to": ["rep"], "subject": "s", "body": body},
+        }
+    )
 
 
 def make_worker(

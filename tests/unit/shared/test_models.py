@@ -34,7 +34,11 @@ def record(**overrides: object) -> dict:
 
 
 def test_every_real_record_parses_into_its_data_type(data_dir: Path) -> None:
-    kinds = {"call_transcript": CallTranscript, "email": Email, "salesforce": SalesforceChange}
+    kinds = {
+        "call_transcript": CallTranscript,
+        "email": Email,
+        "salesforce": SalesforceChange,
+    }
     count = 0
     for path in sorted(data_dir.glob("*.jsonl")):
         for line in path.read_text().splitlines():
@@ -68,7 +72,9 @@ def test_an_email_renders_its_headers_and_body() -> None:
 
 
 def test_a_schema_with_too_many_fields_is_refused() -> None:
-    fields = [{"name": f"f{i}", "type": "integer"} for i in range(SchemaLimits.MAX_FIELDS + 1)]
+    fields = [
+        {"name": f"f{i}", "type": "integer"} for i in range(SchemaLimits.MAX_FIELDS + 1)
+    ]
     with pytest.raises(ValidationError):
         StateSchema.model_validate({"fields": fields})
 
@@ -87,7 +93,10 @@ def test_validate_state_rejects_unknown_missing_and_out_of_bounds_fields() -> No
             StateField(name="stage", type="enum", values=["open", "won"]),
         ]
     )
-    assert schema.validate_state({"count": 3, "stage": "won"}) == {"count": 3, "stage": "won"}
+    assert schema.validate_state({"count": 3, "stage": "won"}) == {
+        "count": 3,
+        "stage": "won",
+    }
     with pytest.raises(StateViolation, match="unknown"):
         schema.validate_state({"count": 1, "stage": "open", "extra": 1})
     with pytest.raises(StateViolation, match="missing"):
@@ -105,7 +114,7 @@ def test_a_definition_gets_its_initial_state_from_the_schema() -> None:
         name="Competitor",
         description="d",
         data_types=["email", "call_transcript", "email"],
-        instructions="Fire on \"Globex\".",
+        instructions='Fire on "Globex".',
         state_schema=StateSchema(fields=[StateField(name="mentions", type="integer")]),
     )
     assert definition.initial_state == {"mentions": 0}
