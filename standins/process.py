@@ -6,11 +6,10 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
-
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
