@@ -7,6 +7,7 @@ is idempotent, so a call that ran but whose answer was lost is safe to repeat.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -67,8 +68,9 @@ class TenantDirectory:
 async def notify_alerts_changed(settings: Settings, tenant: str) -> bool:
     """Tell the tenant's live actor to reload its alerts; False if none is live."""
     try:
-        handle = ray.get_actor(
-            names.tenant_actor(tenant), namespace=settings.ray_namespace
+        # get_actor blocks on the GCS: keep it off the caller's event loop.
+        handle = await asyncio.to_thread(
+            ray.get_actor, names.tenant_actor(tenant), namespace=settings.ray_namespace
         )
     except ValueError:
         return False  # no live actor: the next one loads fresh alerts

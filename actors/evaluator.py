@@ -124,6 +124,7 @@ class Evaluator:
             request.instructions,
             request.state,
             request.state_schema,
+            cache=self._settings.evaluation_strategy != "no_cache",
         )
         usage = Usage()
         attempts = 0

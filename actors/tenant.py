@@ -160,7 +160,8 @@ class TenantWorker:
 
     def warm_up_worthwhile(self, alerts: list[Alert], text: str) -> bool:
         return (
-            len(alerts) > 1
+            self.settings.evaluation_strategy == "warm_up"
+            and len(alerts) > 1
             and prefix_tokens_estimate(text) >= self.settings.cache_min_tokens
         )
 

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     cache_min_tokens: int = Field(
         default=1024, description="Shortest prefix the model caches, in tokens."
     )
+    evaluation_strategy: Literal["warm_up", "all_at_once", "no_cache"] = Field(
+        default="warm_up",
+        description=(
+            "warm_up: first alert alone, the rest read its cache entry;"
+            " all_at_once: every alert at once, each writing the cache;"
+            " no_cache: every alert at once, no cache breakpoint (benchmarks)."
+        ),
+    )
     llm_max_concurrency: int = Field(
         default=32, description="Cluster-wide cap on concurrent LLM calls."
     )

@@ -8,6 +8,7 @@ actors never leak between tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -135,7 +136,5 @@ def ray_services(ray_session: None, provisioned: Settings) -> Iterator[Settings]
     finally:
         for actor in ray.util.list_named_actors(all_namespaces=True):
             if actor["namespace"] == settings.ray_namespace:
-                try:
+                with contextlib.suppress(ValueError):  # it ended meanwhile
                     ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))
-                except ValueError:
-                    pass

@@ -135,8 +135,18 @@ def evaluation_request(
     state: dict[str, Any],
     state_schema: dict[str, Any],
     max_tokens: int = 1024,
+    cache: bool = True,
 ) -> dict[str, Any]:
-    """The keyword arguments of ``messages.create`` for one evaluation."""
+    """The keyword arguments of ``messages.create`` for one evaluation.
+
+    ``cache=False`` leaves out the breakpoint (only benchmarks compare that).
+    """
+    communication: dict[str, Any] = {
+        "type": "text",
+        "text": communication_block(communication_text),
+    }
+    if cache:
+        communication["cache_control"] = {"type": "ephemeral"}
     return {
         "model": model,
         "max_tokens": max_tokens,
@@ -147,11 +157,7 @@ def evaluation_request(
             {
                 "role": "user",
                 "content": [
-                    {
-                        "type": "text",
-                        "text": communication_block(communication_text),
-                        "cache_control": {"type": "ephemeral"},
-                    },
+                    communication,
                     {
                         "type": "text",
                         "text": alert_block(alert_id, instructions, state, state_schema)

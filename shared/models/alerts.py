@@ -233,7 +233,15 @@ class AlertDefinition(BaseModel):
         if self.initial_state is None:
             self.initial_state = self.state_schema.initial_state()
         else:
-            self.initial_state = self.state_schema.validate_state(self.initial_state)
+            try:
+                self.initial_state = self.state_schema.validate_state(
+                    self.initial_state
+                )
+            except StateViolation as err:
+                # A ValueError, so that pydantic reports it as a validation
+                # error of this model (a 422 at the API, a repair turn in
+                # creation) rather than letting a bare exception through.
+                raise ValueError(f"initial_state: {err}") from None
         return self
 
     def applies_to(self, data_type: str) -> bool:

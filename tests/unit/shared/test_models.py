@@ -123,7 +123,7 @@ def test_a_definition_gets_its_initial_state_from_the_schema() -> None:
 
 
 def test_a_definition_with_an_invalid_initial_state_is_refused() -> None:
-    with pytest.raises(StateViolation):
+    with pytest.raises(ValidationError, match="initial_state"):
         AlertDefinition(
             name="x",
             description="d",
