@@ -86,17 +86,30 @@ class TenantActor:
             handle = self._shards[shard] = shard_handle(self._settings, shard)
         await handle.schedule.remote(tenant, alert_id)
 
+    async def retire(self) -> None:
+        """Deactivate: refuse new work, let work in flight finish, then exit.
+
+        Called by the idle watcher, or by an operator. Nothing is lost: every
+        durable fact is in DynamoDB, and refused callers retry on a fresh actor.
+        """
+        self._worker.retiring = True
+        logger.info("tenant actor retiring tenant=%s", self._worker.tenant)
+        while self._worker.in_flight:
+            await asyncio.sleep(0.05)
+        # Exit a little later, so that this call returns and calls already
+        # queued here are refused rather than lost with the process (either
+        # is safe; a refusal is cheaper).
+        asyncio.get_running_loop().call_later(0.5, self._exit)
+
+    def _exit(self) -> None:
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
     async def _retire_when_idle(self) -> None:
         idle = self._settings.tenant_idle_seconds
         while True:
             await asyncio.sleep(min(idle / 4, 5.0))
             if self._worker.idle_for() >= idle:
-                # From here on, process() refuses: no call is half-done when
-                # the actor goes, and refused callers retry on a fresh actor.
-                self._worker.retiring = True
-                logger.info("tenant actor retiring tenant=%s", self._worker.tenant)
-                await asyncio.sleep(0.5)  # let calls already queued be refused
-                ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+                await self.retire()
                 return
 
 
