@@ -32,10 +32,8 @@ import ray
 
 from actors import names
 from shared.aws.alert_store import AlertStore
-from shared.aws.clients import client
-from shared.aws.names import ResourceNames
-from shared.aws.payloads import wrap_if_large
 from shared.aws.pending_store import Claim, PendingStore
+from shared.delivery import Sink, sinks_for
 from shared.faults import Faults
 from shared.logs import configure as configure_logging
 from shared.models.alerts import utcnow
@@ -50,27 +48,6 @@ def notification_id(tenant: str, alert_id: str, first_seen_at: str) -> str:
     return "nt-" + hashlib.sha256(raw).hexdigest()[:32]
 
 
-class OutputQueue:
-    """Delivers notification bodies to the SQS output queue."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._sqs = client(settings, "sqs")
-        self._url = self._sqs.get_queue_url(
-            QueueName=ResourceNames.of(settings).output_queue
-        )["QueueUrl"]
-
-    def send(self, body: str, notification: str) -> None:
-        body = wrap_if_large(self._settings, body, f"notifications/{notification}.json")
-        self._sqs.send_message(
-            QueueUrl=self._url,
-            MessageBody=body,
-            MessageAttributes={
-                "notification_id": {"DataType": "String", "StringValue": notification}
-            },
-        )
-
-
 class Shard:
     """The logic of one shard; the actor below only hosts it."""
 
@@ -80,7 +57,7 @@ class Shard:
         shard: int,
         pending: PendingStore | None = None,
         alerts: AlertStore | None = None,
-        sender: OutputQueue | None = None,
+        sender: Sink | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -88,7 +65,7 @@ class Shard:
         self.faults = Faults()
         self._pending = pending or PendingStore(settings)
         self._alerts = alerts or AlertStore(settings)
-        self._sender = sender or OutputQueue(settings)
+        self._sender = sender or sinks_for(settings)
         self._clock = clock
         self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}

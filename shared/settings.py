@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # Batching.
     batch_window_seconds: float = Field(default=60.0, ge=0)
     sweep_interval_seconds: float = 30.0
+    webhook_url: str | None = Field(
+        default=None, description="Optional HTTPS endpoint that also gets each one."
+    )
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = Field(default=5, ge=1)
 
     # HTTP API.
     api_host: str = "127.0.0.1"
@@ -95,6 +101,12 @@ class Settings(BaseSettings):
             object.__setattr__(self, "aws_endpoint_url", LOCAL_AWS_ENDPOINT)
         if self.model_provider == "offline" and self.model_base_url is None:
             object.__setattr__(self, "model_base_url", LOCAL_MODEL_URL)
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("WATCHWORD_WEBHOOK_URL needs WATCHWORD_WEBHOOK_SECRET")
         return self
 
     def with_overrides(self, **changes: object) -> Settings:

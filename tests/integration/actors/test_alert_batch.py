@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pydantic import SecretStr
 
-from actors.alert_batch import OutputQueue, Shard
+from actors.alert_batch import Shard
 from shared.aws.alert_store import AlertStore
 from shared.aws.clients import client
 from shared.aws.evaluation_store import alert_key
 from shared.aws.names import ResourceNames
 from shared.aws.payloads import unwrap
 from shared.aws.pending_store import TRIGGER_PREFIX, PendingStore
+from shared.delivery import ID_HEADER, SIGNATURE_HEADER, OutputQueue, verify
 from shared.faults import InjectedFault
 from shared.models import AlertDefinition, AlertNotification, Trigger
 from shared.settings import Settings
@@ -204,3 +208,47 @@ def test_an_alert_with_five_thousand_triggers_flushes(
     assert len(notification.triggers) == 5000
     assert len(json.dumps(notification.model_dump(mode="json"))) > 256 * 1024
     assert PendingStore(aws_provisioned).triggers(TENANT, alert_id) == []
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver that fails its first request, then accepts."""
+
+    received: list[tuple[str, dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"])).decode()
+        Receiver.received.append((body, dict(self.headers)))
+        self.send_response(503 if len(Receiver.received) == 1 else 204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_the_webhook_gets_each_notification_signed_and_retried(
+    aws_provisioned: Settings,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Receiver.received = []
+    try:
+        settings = aws_provisioned.with_overrides(
+            webhook_url=f"http://127.0.0.1:{server.server_address[1]}/hook",
+            webhook_secret=SecretStr("s3cret"),
+        )
+        alert_id = make_alert(settings)
+        add(settings, alert_id, 1)
+        sent = asyncio.run(
+            Shard(settings, 0, clock=lambda: FUTURE).flush(TENANT, alert_id)
+        )
+    finally:
+        server.shutdown()
+
+    assert len(Receiver.received) == 2  # the 503, then the retry
+    (first, _), (body, headers) = Receiver.received
+    assert first == body
+    assert headers[ID_HEADER] == sent
+    assert verify("s3cret", body, headers[SIGNATURE_HEADER])
+    assert not verify("other", body, headers[SIGNATURE_HEADER])
+    [queued] = received(settings)
+    assert queued.model_dump_json() == body
