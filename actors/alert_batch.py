@@ -31,6 +31,7 @@ from typing import Any
 import ray
 
 from actors import names
+from shared import metrics
 from shared.aws.alert_store import AlertStore
 from shared.aws.pending_store import Claim, PendingStore
 from shared.delivery import Sink, sinks_for
@@ -102,16 +103,19 @@ class Shard:
             return  # one timer per alert; it re-reads the entry when it fires
         delay = max(0.0, entry.due_at() - self._clock())
         self._timers[key] = asyncio.create_task(self._fire_after(key, delay))
+        metrics.set_pending_alerts(self.settings, self.shard, self.pending_timers())
 
     async def _fire_after(self, key: tuple[str, str], delay: float) -> None:
         await asyncio.sleep(delay)
         self._timers.pop(key, None)
+        metrics.set_pending_alerts(self.settings, self.shard, self.pending_timers())
         try:
             await self.flush(*key)
         except Exception:
             # The entry (and any claim) is still in DynamoDB: the sweep or the
             # next schedule retries, resending a saved body unchanged.
             self.flush_errors += 1
+            metrics.record_flush_error(self.settings)
             logger.exception("flush failed tenant=%s alert=%s", *key)
 
     async def flush(self, tenant: str, alert_id: str) -> str | None:
@@ -134,6 +138,7 @@ class Shard:
             self.faults.reach("batch.before_send")
             await asyncio.to_thread(self._sender.send, claim.body, ident)
             self.sent += 1
+            metrics.record_notification_sent(self.settings)
             self.faults.reach("batch.after_send")
 
             await asyncio.to_thread(

@@ -24,6 +24,7 @@ import ray
 from pydantic import ValidationError
 
 from actors import names
+from shared import metrics
 from shared.errors import StateViolation
 from shared.llm import prompts
 from shared.llm.client import make_client, retrying, translate
@@ -96,6 +97,7 @@ class Evaluator:
             settings.llm_max_concurrency / max(1, settings.evaluator_pool_size)
         )
         self._slots = asyncio.Semaphore(share)
+        self._model = settings.evaluation_model
         self.calls = 0
         self.retries = 0
 
@@ -124,7 +126,7 @@ class Evaluator:
             request.instructions,
             request.state,
             request.state_schema,
-            cache=self._settings.evaluation_strategy != "no_cache",
+            cache=request.cache,
         )
         usage = Usage()
         attempts = 0
@@ -135,10 +137,12 @@ class Evaluator:
         }
         for repair in range(2):
             attempts += 1
+            call_began = time.monotonic()
             try:
                 message = await self._call(kwargs, request.warm_up, started)
             except Exception as err:  # the retries are spent or it is permanent
                 error = translate(err)
+                metrics.record_llm_error(self._settings, self._model, error)
                 logger.warning(
                     "evaluation failed tenant=%s alert=%s communication=%s error=%s",
                     request.tenant,
@@ -155,9 +159,16 @@ class Evaluator:
                     latency_ms=(time.monotonic() - begun) * 1000,
                 )
             usage = usage + usage_of(message)
+            metrics.record_llm_call(
+                self._settings,
+                self._model,
+                time.monotonic() - call_began,
+                usage_of(message),
+            )
             try:
                 verdict, _ = read_verdict(message, schema)
             except AnswerRejected as rejected:
+                metrics.record_llm_error(self._settings, self._model, "answer_rejected")
                 if repair == 0:
                     kwargs = self._with_repair(kwargs, message, str(rejected))
                     continue
@@ -199,6 +210,7 @@ class Evaluator:
 
     def _count_retry(self, _state: Any) -> None:
         self.retries += 1
+        metrics.record_llm_retry(self._settings, self._model)
 
     @staticmethod
     def _with_repair(kwargs: dict[str, Any], message: Any, problem: str) -> dict:
@@ -240,6 +252,10 @@ class EvaluatorActor:
         """Streamed: ``STARTED`` when the response begins (warm-up), then the result."""
         async for item in self._logic.evaluate(request):
             yield item
+
+    async def run(self, request: EvaluationRequest) -> ProcessingResult:
+        """One evaluation, answered whole (no start signal: cheaper to call)."""
+        return await self._logic.run(request)
 
     async def stats(self) -> dict[str, int]:
         return {"calls": self._logic.calls, "retries": self._logic.retries}

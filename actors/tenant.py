@@ -28,10 +28,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from shared import metrics
 from shared.aws.alert_store import AlertStore
-from shared.aws.evaluation_store import AlreadyApplied, EvaluationStore
+from shared.aws.evaluation_store import AlreadyApplied, EvaluationStore, LedgerRecord
 from shared.aws.pending_store import PendingStore
 from shared.errors import Retiring, TransientError, VersionConflict
 from shared.faults import Faults
@@ -56,6 +58,16 @@ ScheduleFn = Callable[[str, str, int], Awaitable[None]]
 ShardOf = Callable[[str, str], int]
 
 MAX_CONFLICT_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One communication on its way through a tenant's alerts."""
+
+    comm: Communication
+    text: str
+    known: dict[str, LedgerRecord]  # the ledger's records for it, by alert
+    cacheable: bool
 
 
 class EvaluationFailed(TransientError):
@@ -168,9 +180,25 @@ class TenantWorker:
     async def _fan_out(
         self, alerts: list[Alert], comm: Communication, text: str
     ) -> list[ProcessingResult]:
+        # One batched read of what the ledger already holds for this
+        # communication (a redelivery), rather than one read per alert. A
+        # duplicate that races past it is stopped by the ledger's condition.
+        known = await asyncio.to_thread(
+            self._evaluations.ledgers,
+            self.tenant,
+            [a.alert_id for a in alerts],
+            comm.id,
+        )
+        job = _Pass(
+            comm=comm,
+            text=text,
+            known=known,
+            cacheable=len(alerts) > 1
+            and self.settings.evaluation_strategy != "no_cache",
+        )
         if not self.warm_up_worthwhile(alerts, text):
             return list(
-                await asyncio.gather(*(self._run(a, comm, text, None) for a in alerts))
+                await asyncio.gather(*(self._run(a, job, None) for a in alerts))
             )
         # Warm up with an alert nobody else is evaluating right now, so the
         # rest do not wait behind another communication's evaluation.
@@ -178,47 +206,42 @@ class TenantWorker:
             (a for a in alerts if not self._lock(a.alert_id).locked()), alerts[0]
         )
         started = asyncio.Event()
-        leader = asyncio.create_task(self._run(first, comm, text, started))
+        leader = asyncio.create_task(self._run(first, job, started))
         signal = asyncio.create_task(started.wait())
         await asyncio.wait({leader, signal}, return_when=asyncio.FIRST_COMPLETED)
         signal.cancel()
-        rest = [self._run(a, comm, text, None) for a in alerts if a is not first]
+        rest = [self._run(a, job, None) for a in alerts if a is not first]
         return list(await asyncio.gather(leader, *rest))
 
     def _lock(self, alert_id: str) -> asyncio.Lock:
         return self._locks.setdefault(alert_id, asyncio.Lock())
 
     async def _run(
-        self,
-        alert: Alert,
-        comm: Communication,
-        text: str,
-        started: asyncio.Event | None,
+        self, alert: Alert, job: _Pass, started: asyncio.Event | None
     ) -> ProcessingResult:
         try:
+            if not alert.definition.state_schema.fields:
+                # No state, so no order to keep: evaluations of this alert on
+                # different communications run side by side.
+                return await self._evaluate_and_apply(alert, job, started)
             async with self._lock(alert.alert_id):
-                return await self._evaluate_and_apply(alert, comm, text, started)
+                return await self._evaluate_and_apply(alert, job, started)
         finally:
             if started is not None:
                 started.set()  # never leave the others waiting on a failure
 
     async def _evaluate_and_apply(
-        self,
-        alert: Alert,
-        comm: Communication,
-        text: str,
-        started: asyncio.Event | None,
+        self, alert: Alert, job: _Pass, started: asyncio.Event | None
     ) -> ProcessingResult:
-        record = await asyncio.to_thread(
-            self._evaluations.ledger, self.tenant, alert.alert_id, comm.id
-        )
-        if record is not None and record.status == "completed":
+        comm = job.comm
+        record = job.known.get(alert.alert_id)
+        if record is not None and record.status != "failed":
+            # Seen before: skip, or (a crash after the state write) finish the
+            # side effects from the stored result, without a second model call.
             self.counts["skipped"] += 1
-            return record.result
-        if record is not None and record.status == "applied":
-            # A crash after the state write: finish from the stored result.
-            self.counts["skipped"] += 1
-            await self._side_effects(alert, comm, record.result)
+            metrics.record_evaluation(self.settings, comm.data_type, "skipped")
+            if record.status == "applied":
+                await self._side_effects(alert, comm, record.result)
             return record.result
 
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -227,41 +250,51 @@ class TenantWorker:
                 tenant=self.tenant,
                 alert_id=alert.alert_id,
                 communication_id=comm.id,
-                communication_text=text,
+                communication_text=job.text,
                 occurred_at=comm.occurred_at,
                 instructions=alert.definition.instructions,
                 state=state,
                 state_schema=alert.definition.state_schema.model_dump(),
                 warm_up=started is not None,
+                cache=job.cacheable,
             )
             result = await self._evaluate(request, started or asyncio.Event())
             self.usage = self.usage + result.usage
             if result.outcome == "failed":
                 self.counts["failed"] += 1
+                metrics.record_evaluation(self.settings, comm.data_type, "failed")
                 await asyncio.to_thread(self._evaluations.record_failure, result)
                 return result
             try:
-                new_version = await asyncio.to_thread(
-                    self._evaluations.apply, result, version
-                )
+                if alert.definition.state_schema.fields:
+                    new_version = await asyncio.to_thread(
+                        self._evaluations.apply, result, version
+                    )
+                else:
+                    await asyncio.to_thread(self._evaluations.apply_stateless, result)
+                    new_version = version
             except VersionConflict:
                 self.counts["conflicts"] += 1
+                metrics.record_evaluation(self.settings, comm.data_type, "conflict")
                 self._states.pop(alert.alert_id, None)
                 continue
             except AlreadyApplied:
-                # Someone else applied this pair meanwhile: take theirs.
+                # A duplicate of this communication applied it meanwhile.
                 self._states.pop(alert.alert_id, None)
-                record = await asyncio.to_thread(
+                applied = await asyncio.to_thread(
                     self._evaluations.ledger, self.tenant, alert.alert_id, comm.id
                 )
-                assert record is not None
-                await self._side_effects(alert, comm, record.result)
-                return record.result
+                assert applied is not None
+                if applied.status == "applied":
+                    await self._side_effects(alert, comm, applied.result)
+                return applied.result
             assert result.new_state is not None
             self._states[alert.alert_id] = (result.new_state, new_version)
             self.faults.reach("tenant.after_state_write")
-            await self._side_effects(alert, comm, result)
+            if result.fired:  # a result that did not fire is complete already
+                await self._side_effects(alert, comm, result)
             self.counts[result.outcome] += 1
+            metrics.record_evaluation(self.settings, comm.data_type, result.outcome)
             return result
         raise VersionConflict(f"alert {alert.alert_id}: too many version conflicts")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 from typing import Any
 
 import ray
@@ -20,6 +21,7 @@ from actors.alert_batch import shard_handle
 from actors.evaluator import STARTED, evaluator_pool
 from actors.hashing import shard_of
 from actors.tenant import TenantWorker
+from shared import metrics
 from shared.logs import configure as configure_logging
 from shared.models.communications import Communication
 from shared.models.evaluation import (
@@ -50,6 +52,7 @@ class TenantActor:
             shard_of=lambda t, a: shard_of(t, a, shards),
         )
         self._watcher: asyncio.Task[None] | None = None
+        metrics.set_tenant_actor_active(settings, True)
 
     async def process(self, comm: Communication) -> CommunicationOutcome:
         """Evaluate every applicable alert; returns once all is durable."""
@@ -62,7 +65,12 @@ class TenantActor:
         self._worker.invalidate()
 
     async def stats(self) -> dict[str, Any]:
-        return {**self._worker.stats(), "fault_hits": self._worker.faults.hits()}
+        return {
+            **self._worker.stats(),
+            "evaluations_last_minute": metrics.evaluations_last_minute(),
+            "fault_hits": self._worker.faults.hits(),
+            "pid": os.getpid(),
+        }
 
     async def arm_fault(self, point: str, times: int = 1) -> None:
         self._worker.faults.arm(point, times)
@@ -71,6 +79,11 @@ class TenantActor:
         self, request: EvaluationRequest, started: asyncio.Event
     ) -> ProcessingResult:
         evaluator = next(self._evaluators)
+        if not request.warm_up:
+            # A streamed call costs Ray more per call; only the warm-up needs
+            # to know when the response begins.
+            result: ProcessingResult = await evaluator.run.remote(request)
+            return result
         stream = evaluator.evaluate.options(num_returns="streaming").remote(request)
         async for ref in stream:
             item = await ref
@@ -93,6 +106,7 @@ class TenantActor:
         durable fact is in DynamoDB, and refused callers retry on a fresh actor.
         """
         self._worker.retiring = True
+        metrics.set_tenant_actor_active(self._settings, False)
         logger.info("tenant actor retiring tenant=%s", self._worker.tenant)
         while self._worker.in_flight:
             await asyncio.sleep(0.05)

@@ -82,13 +82,31 @@ class EvaluationStore:
             },
             ConsistentRead=True,
         ).get("Item")
-        if item is None:
-            return None
-        return LedgerRecord(
-            status=item["status"]["S"],  # type: ignore[arg-type]
-            result=ProcessingResult.model_validate_json(item["result"]["S"]),
-            evaluated_at=item["evaluated_at"]["S"],
-        )
+        return None if item is None else _record(item)
+
+    def ledgers(
+        self, tenant: str, alert_ids: list[str], communication_id: str
+    ) -> dict[str, LedgerRecord]:
+        """The ledger records of one communication for many alerts, batched."""
+        found: dict[str, LedgerRecord] = {}
+        for start in range(0, len(alert_ids), 100):  # BatchGetItem's limit
+            keys = [
+                {
+                    "pk": {"S": alert_key(tenant, alert_id)},
+                    "communication_id": {"S": communication_id},
+                }
+                for alert_id in alert_ids[start : start + 100]
+            ]
+            request: dict[str, Any] = {
+                self._ledger: {"Keys": keys, "ConsistentRead": True}
+            }
+            while request:
+                response = self._ddb.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._ledger, []):
+                    alert_id = item["pk"]["S"].split("#", 1)[1]
+                    found[alert_id] = _record(item)
+                request = response.get("UnprocessedKeys") or {}
+        return found
 
     def recent(self, tenant: str, alert_id: str, limit: int = 20) -> list[LedgerRecord]:
         """The latest ledger records of an alert (its why-it-fired trail)."""
@@ -97,14 +115,7 @@ class EvaluationStore:
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": alert_key(tenant, alert_id)}},
         ).get("Items", [])
-        records = [
-            LedgerRecord(
-                status=i["status"]["S"],
-                result=ProcessingResult.model_validate_json(i["result"]["S"]),
-                evaluated_at=i["evaluated_at"]["S"],
-            )
-            for i in items
-        ]
+        records = [_record(i) for i in items]
         records.sort(key=lambda r: r.evaluated_at, reverse=True)
         return records[:limit]
 
@@ -154,7 +165,7 @@ class EvaluationStore:
                     {
                         "Put": {
                             "TableName": self._ledger,
-                            "Item": self._ledger_item(result, "applied"),
+                            "Item": self._ledger_item(result, _status(result)),
                             # A failed attempt's audit record does not block.
                             "ConditionExpression": "attribute_not_exists(pk)"
                             " OR #st = :failed",
@@ -179,6 +190,25 @@ class EvaluationStore:
                 ) from None
             raise
         return expected_version + 1
+
+    def apply_stateless(self, result: ProcessingResult) -> None:
+        """Record a result of an alert without state: the ledger item alone.
+
+        There is no state to keep in order, so no version to check; the
+        ledger's condition still makes a redelivery a no-op (AlreadyApplied).
+        """
+        try:
+            self._ddb.put_item(
+                TableName=self._ledger,
+                Item=self._ledger_item(result, _status(result)),
+                ConditionExpression="attribute_not_exists(pk) OR #st = :failed",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues={":failed": {"S": "failed"}},
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise AlreadyApplied(result.alert_id, result.communication_id) from None
+            raise
 
     def mark_completed(self, tenant: str, alert_id: str, communication_id: str) -> None:
         self._ddb.update_item(
@@ -205,3 +235,16 @@ class EvaluationStore:
         except ClientError as err:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+
+def _record(item: dict[str, Any]) -> LedgerRecord:
+    return LedgerRecord(
+        status=item["status"]["S"],  # type: ignore[arg-type]
+        result=ProcessingResult.model_validate_json(item["result"]["S"]),
+        evaluated_at=item["evaluated_at"]["S"],
+    )
+
+
+def _status(result: ProcessingResult) -> LedgerStatus:
+    # Only a firing result has side effects left to do after the write.
+    return "applied" if result.fired else "completed"

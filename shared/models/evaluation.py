@@ -60,6 +60,9 @@ class EvaluationRequest(BaseModel):
     state: dict[str, Any]
     state_schema: dict[str, Any]
     warm_up: bool = False
+    # False when no other call will share the prefix (a single alert applies,
+    # or the strategy says so): a cache write costs 1.25x and nobody reads it.
+    cache: bool = True
 
 
 class ProcessingResult(BaseModel):

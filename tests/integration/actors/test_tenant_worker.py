@@ -202,3 +202,35 @@ def test_a_short_communication_gets_no_warm_up(aws_provisioned: Settings) -> Non
     starts = sorted(evaluator.started_at.values())
     assert starts[-1] - starts[0] < 0.1
     assert not any(c.warm_up for c in evaluator.calls)
+
+
+def stateless_alert(settings: Settings) -> str:
+    definition = AlertDefinition(
+        name="Competitor",
+        description="no state to keep",
+        data_types=["email"],
+        instructions='Fire on "competitor".',
+    )
+    return AlertStore(settings).create(TENANT, definition).alert_id
+
+
+def test_an_alert_without_state_evaluates_communications_side_by_side(
+    aws_provisioned: Settings,
+) -> None:
+    alert_id = stateless_alert(aws_provisioned)
+    evaluator = ScriptedEvaluator(delay=0.2)
+    worker, scheduled = make_worker(aws_provisioned, evaluator)
+
+    async def run() -> float:
+        started = asyncio.get_running_loop().time()
+        await asyncio.gather(*(worker.process(email(n)) for n in range(4)))
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(run()) < 4 * 0.4  # not one after another
+    assert len(scheduled) == 4
+    asyncio.run(worker.process(email(2)))  # a redelivery
+    assert len(evaluator.calls) == 4
+    triggers = PendingStore(aws_provisioned).triggers(TENANT, alert_id)
+    assert sorted(t.communication_id for _, t in triggers) == [
+        f"email-{n}" for n in range(4)
+    ]
