@@ -196,7 +196,8 @@ class Shard:
         return claim if ok else None
 
 
-@ray.remote(num_cpus=0, max_concurrency=1000)
+# Ray accepts max_concurrency here; its type stubs do not list it.
+@ray.remote(num_cpus=0, max_concurrency=1000)  # type: ignore[call-overload]
 class AlertBatchActor:
     """One AlertBatch shard (``alert-batch/<k>``): timers over pending windows."""
 

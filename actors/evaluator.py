@@ -130,7 +130,7 @@ class Evaluator:
         )
         usage = Usage()
         attempts = 0
-        base = {
+        base: dict[str, Any] = {
             "tenant": request.tenant,
             "alert_id": request.alert_id,
             "communication_id": request.communication_id,
@@ -238,7 +238,8 @@ class Evaluator:
         }
 
 
-@ray.remote(num_cpus=0, max_concurrency=1000)
+# Ray accepts max_concurrency here; its type stubs do not list it.
+@ray.remote(num_cpus=0, max_concurrency=1000)  # type: ignore[call-overload]
 class EvaluatorActor:
     """One member of the evaluator pool (``evaluator/<i>``)."""
 

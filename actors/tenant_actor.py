@@ -34,7 +34,8 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-@ray.remote(num_cpus=0, max_concurrency=1000)
+# Ray accepts max_concurrency here; its type stubs do not list it.
+@ray.remote(num_cpus=0, max_concurrency=1000)  # type: ignore[call-overload]
 class TenantActor:
     """Serializes a tenant's state updates and fans out its evaluations."""
 

@@ -40,7 +40,13 @@ from ingest.publish import load_records, publish_communications
 from ingest.supervisor import poller_stats, start_pollers, stop_pollers
 from shared.aws.alert_store import AlertStore
 from shared.aws.pending_store import PendingStore
-from shared.models import AlertDefinition, StateField, StateSchema, parse_communication
+from shared.models import (
+    AlertDefinition,
+    FieldType,
+    StateField,
+    StateSchema,
+    parse_communication,
+)
 from shared.models.communications import Communication
 from shared.settings import Settings
 
@@ -80,7 +86,11 @@ def make_alerts(
     ids = []
     for i in range(count):
         phrase = PHRASES[i % len(PHRASES)]
-        fields = [StateField(name="mentions", type="integer")] if i < stateful else []
+        fields = (
+            [StateField(name="mentions", type=FieldType.INTEGER)]
+            if i < stateful
+            else []
+        )
         alert = store.create(
             tenant,
             AlertDefinition(

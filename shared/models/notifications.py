@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-NOTIFICATION_SCHEMA_VERSION = 1
+NOTIFICATION_SCHEMA_VERSION: Literal[1] = 1
 
 
 class Trigger(BaseModel):
