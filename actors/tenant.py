@@ -235,6 +235,13 @@ class TenantWorker:
     ) -> ProcessingResult:
         comm = job.comm
         record = job.known.get(alert.alert_id)
+        if record is not None and record.status == "applied":
+            # Read before this alert's lock: a duplicate that held the lock may
+            # have finished the side effects since. Redoing them would add the
+            # trigger again, after its window may have gone out with it.
+            record = await asyncio.to_thread(
+                self._evaluations.ledger, self.tenant, alert.alert_id, comm.id
+            )
         if record is not None and record.status != "failed":
             # Seen before: skip, or (a crash after the state write) finish the
             # side effects from the stored result, without a second model call.

@@ -35,21 +35,18 @@ DEMO_ALERTS: dict[str, list[str]] = {
     "tenant-acme": [
         'Tell me when someone on a call says the product is "too expensive"'
         ' or talks about the "budget".',
-        'Alert me immediately when an email mentions a "competitor" or a'
-        ' "discount".',
+        'Alert me immediately when an email mentions a "competitor" or a "discount".',
         'Alert me on emails that mention "bankrupt" or "lawsuit", and count'
         " how many times it happens.",
     ],
     "tenant-globex": [
         'Tell me when a customer on a call or in an email wants a "refund" or'
         ' to "cancel".',
-        'Alert me when an email brings up "FERC" or "legal" matters, and count'
-        " them.",
+        'Alert me when an email brings up "FERC" or "legal" matters, and count them.',
         'Tell me when a Salesforce case is marked "urgent".',
     ],
     "tenant-initech": [
-        'Tell me when a Salesforce opportunity is in "Negotiation" or'
-        ' "Closed Lost".',
+        'Tell me when a Salesforce opportunity is in "Negotiation" or "Closed Lost".',
         'Alert me when an email talks about a "discount" or a "renewal".',
         'Tell me when anyone on a call says it is "too expensive" or mentions'
         ' the "budget".',
@@ -72,15 +69,20 @@ class DemoResult:
 
 
 def create_alerts(stack: Stack, console: Console, tenants: set[str]) -> int:
+    """Create each tenant's demo alerts over HTTP, with a key made for it."""
+    from cli.tenants import issue_key
+
     created = 0
     with httpx.Client(base_url=stack.api_url, timeout=60) as http:
         for tenant, prompts in DEMO_ALERTS.items():
             if tenant not in tenants:
                 continue
+            token = issue_key(stack.settings, tenant, label="demo").token
             for prompt in prompts:
                 response = http.post(
                     f"/v1/tenants/{tenant}/alerts",
                     json={"prompt": prompt, "owner": f"sales@{tenant}.example"},
+                    headers={"Authorization": f"Bearer {token}"},
                 )
                 if response.status_code != 201:
                     raise RuntimeError(
@@ -132,8 +134,9 @@ def wait_until_done(
             handled = stats["processed"] + stats["dead_lettered"]
             open_windows = pending.count_entries()
             input_left = sum(
-                d.total for d in queue_depths(settings) if not d.name.endswith("dlq")
-                and not d.name.endswith("-alerts")
+                d.total
+                for d in queue_depths(settings)
+                if not d.name.endswith("dlq") and not d.name.endswith("-alerts")
             )
             progress.update(
                 task,

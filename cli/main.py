@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli import dlq, pollers, status, tenants
 from shared.logs import configure as configure_logging
 from shared.settings import Settings
 
@@ -26,6 +27,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(pollers.app, name="pollers")
+app.add_typer(tenants.app, name="tenants")
+app.command(name="status")(status.command)
 # Wide enough for the demo's table when the output is not a terminal (CI).
 console = Console(width=None if Console().is_terminal else 140)
 
@@ -87,6 +92,13 @@ def up(
     local: Annotated[
         bool, typer.Option("--local", help="Run the emulator and offline model too.")
     ] = False,
+    api: Annotated[
+        bool,
+        typer.Option(
+            help="Deploy the alert API too (a cluster deploys it with `serve"
+            " deploy deploy/serve-config.yaml` instead)."
+        ),
+    ] = True,
 ) -> None:
     """Run Watchword: the whole local stack, or the services on a Ray cluster."""
     from cli.stack import StackError, local_stack, start_services
@@ -100,18 +112,21 @@ def up(
             address=settings.ray_address or "auto",
             namespace=settings.ray_namespace,
         )
-        url = start_services(settings)
-        console.print(f"services started; API at {url}")
+        url = start_services(settings, api=api)
+        console.print(f"services started; API at {url or '(not deployed)'}")
         return
 
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with local_stack(settings, Path("demo-out/logs")) as stack:
+            # Set after ray.init, which installs a SIGTERM handler of its own
+            # that would end the process without stopping the stand-ins.
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
             console.print(
                 f"Watchword is up.\n  API        {stack.api_url} (docs at /docs)\n"
                 f"  dashboard  {stack.dashboard_url}\n"
+                f"  metrics    {stack.metrics_url}\n"
                 f"  AWS        {settings.aws_endpoint_url}\n"
                 f"  model      {settings.model_base_url}\nCtrl-C stops it."
             )

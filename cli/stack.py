@@ -32,6 +32,7 @@ class Stack:
     settings: Settings
     api_url: str
     dashboard_url: str | None
+    metrics_url: str
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -50,8 +51,9 @@ def _require_free(what: str, host: str, port: int) -> None:
         )
 
 
-def start_services(settings: Settings) -> str:
-    """Start shards, pollers and the API on the connected Ray; the API's URL."""
+def start_services(settings: Settings, api: bool = True) -> str | None:
+    """Start shards, pollers and (unless ``api`` is false) the API on the
+    connected Ray; the API's URL, if it was deployed."""
     from actors.alert_batch import start_shards
     from actors.evaluator import evaluator_pool
     from ingest.supervisor import start_pollers
@@ -60,7 +62,7 @@ def start_services(settings: Settings) -> str:
     evaluator_pool(settings)
     asyncio.run(start_shards(settings))
     start_pollers(settings)
-    return deploy_api(settings)
+    return deploy_api(settings) if api else None
 
 
 def stop_services(settings: Settings) -> None:
@@ -99,6 +101,7 @@ def local_stack(
     _require_free("API", settings.api_host, settings.api_port)
     if dashboard:
         _require_free("Ray dashboard", "127.0.0.1", settings.dashboard_port)
+    _require_free("Ray metrics", "127.0.0.1", settings.metrics_export_port)
     offline = settings.model_provider == "offline"
     if offline:
         assert settings.model_base_url is not None
@@ -117,6 +120,9 @@ def local_stack(
 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # A head node in the default temp folder: other processes on this
+        # machine (`watchword status`, `watchword pollers`) join it with
+        # ray.init(address="auto").
         ray.init(
             namespace=settings.ray_namespace,
             include_dashboard=dashboard,
@@ -124,11 +130,14 @@ def local_stack(
             dashboard_port=settings.dashboard_port,
             log_to_driver=False,
             configure_logging=False,
+            _metrics_export_port=settings.metrics_export_port,
         )
         stack.callback(ray.shutdown)
         stack.callback(stop_services, settings)
         api_url = start_services(settings)
+        assert api_url is not None
         dashboard_url = (
             f"http://127.0.0.1:{settings.dashboard_port}" if dashboard else None
         )
-        yield Stack(settings, api_url, dashboard_url)
+        metrics_url = f"http://127.0.0.1:{settings.metrics_export_port}/metrics"
+        yield Stack(settings, api_url, dashboard_url, metrics_url)

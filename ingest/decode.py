@@ -3,7 +3,10 @@
 A body arrives in one of two shapes: the SNS envelope (the topic's default
 delivery: a JSON object with ``"Type": "Notification"`` whose ``Message`` is the
 communication as a JSON *string*) or raw delivery (the communication JSON
-itself, its attributes as SQS message attributes).
+itself, its attributes as SQS message attributes). Either way the communication
+may have been too large for SNS and SQS: then its place holds an S3 pointer
+(``{"s3_pointer": {"bucket", "key"}}``, see ``shared.aws.payloads``), which is
+resolved before the communication is validated.
 
 Every failure is an ``InvalidMessage`` whose reason goes into logs and into the
 dead-letter queue's ``reason`` attribute. A reason therefore names where and
@@ -15,14 +18,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
+from shared.aws.payloads import PayloadUnavailable, pointer_in
 from shared.errors import InvalidMessage
 from shared.models.communications import COMMUNICATION, Communication
 from shared.settings import DATA_TYPES
+
+# fetch(pointer) -> the bytes it leads to; raises PayloadUnavailable when it
+# never will, anything else when S3 may answer later.
+Fetch = Callable[[dict[str, str]], bytes]
 
 DATA_TYPE_ATTRIBUTE = "data_type"
 
@@ -33,29 +41,33 @@ MAX_ERRORS_IN_REASON = 3
 # Attribute values are chosen by publishers, not by us: only a short, plain
 # value is echoed back into a reason.
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
 def decode_message(
-    body: str | bytes, attributes: Mapping[str, Any] | None = None
+    body: str | bytes,
+    attributes: Mapping[str, Any] | None = None,
+    fetch: Fetch | None = None,
 ) -> Communication:
     """Decode an SQS body (SNS envelope or raw delivery) into a communication.
 
     ``attributes`` are the SQS message attributes as boto3 returns them. When
     a ``data_type`` attribute is present (on the envelope or on the SQS
     message) it must agree with the body's: it is what routed the message to
-    this queue.
+    this queue. ``fetch`` resolves an S3 pointer; without it a pointer is
+    invalid. It blocks, so call this off the event loop when it is given.
     """
-    document = _load_json(_text(body), "body")
+    document, routed_as = _open(body, attributes)
 
-    if isinstance(document, dict) and document.get("Type") == "Notification":
-        # The envelope's own attributes routed it; SQS carries none of its own.
-        routed_as = _envelope_data_type(document)
-        message = document.get("Message")
-        if not isinstance(message, str):
-            raise InvalidMessage("SNS envelope has no Message string")
-        document = _load_json(message, "SNS envelope Message")
-    else:
-        routed_as = sqs_data_type(attributes or {})
+    pointer = pointer_in(document)
+    if pointer is not None:
+        if fetch is None:
+            raise InvalidMessage("body is an S3 pointer and no S3 reader was given")
+        try:
+            fetched = fetch(pointer)
+        except PayloadUnavailable as err:
+            raise InvalidMessage(err.reason) from None
+        document = _load_json(_text(fetched, "S3 payload"), "S3 payload")
 
     _check_unicode(document)
     communication = _validate(document)
@@ -66,6 +78,27 @@ def decode_message(
             f"body's {communication.data_type!r}"
         )
     return communication
+
+
+def peek_ids(body: str | bytes) -> tuple[str | None, str | None]:
+    """The (tenant, communication id) of a body if it shows them, else Nones.
+
+    For listings of dead letters: never raises, never fetches, and returns
+    only values shaped like identifiers, never other text of the body.
+    """
+    try:
+        document, _ = _open(body, None)
+    except (InvalidMessage, RecursionError):
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    tenant, communication = document.get("tenant"), document.get("id")
+    return (
+        tenant if isinstance(tenant, str) and _IDENTIFIER.match(tenant) else None,
+        communication
+        if isinstance(communication, str) and _IDENTIFIER.match(communication)
+        else None,
+    )
 
 
 def unrouted_reason(body: str | bytes, attributes: Mapping[str, Any] | None) -> str:
@@ -96,19 +129,34 @@ def sqs_data_type(attributes: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _text(body: str | bytes) -> str:
+def _open(
+    body: str | bytes, attributes: Mapping[str, Any] | None
+) -> tuple[Any, str | None]:
+    """The parsed document a body carries, and the data type it was routed as."""
+    document = _load_json(_text(body), "body")
+    if isinstance(document, dict) and document.get("Type") == "Notification":
+        # The envelope's own attributes routed it; SQS carries none of its own.
+        routed_as = _envelope_data_type(document)
+        message = document.get("Message")
+        if not isinstance(message, str):
+            raise InvalidMessage("SNS envelope has no Message string")
+        return _load_json(message, "SNS envelope Message"), routed_as
+    return document, sqs_data_type(attributes or {})
+
+
+def _text(body: str | bytes, what: str = "body") -> str:
     if isinstance(body, bytes):
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError as err:
             raise InvalidMessage(
-                f"body is not valid UTF-8 (byte offset {err.start})"
+                f"{what} is not valid UTF-8 (byte offset {err.start})"
             ) from None
     try:
         body.encode("utf-8")
     except UnicodeEncodeError as err:
         raise InvalidMessage(
-            f"body has broken Unicode (lone surrogate at offset {err.start})"
+            f"{what} has broken Unicode (lone surrogate at offset {err.start})"
         ) from None
     return body
 

@@ -9,7 +9,11 @@ architecture gives them:
   slow evaluation is not delivered twice;
 - a message that cannot be decoded, or that ``route`` rejects as permanently
   invalid, goes to the queue's dead-letter queue with the reason, then is
-  deleted; nothing is dropped silently;
+  deleted; nothing is dropped silently (``ingest.dead_letters`` lists them and
+  sends them back);
+- a body that is an S3 pointer (a communication over the SQS size limit) is
+  resolved before it is validated; a pointer to nothing is a dead letter, S3
+  being unreachable a retry;
 - a retryable failure makes the message visible again after a backoff; after
   ``sqs_max_receive_count`` receives the queue's redrive policy dead-letters it;
 - at most ``ingest_max_in_flight`` messages are in work: while full, it does
@@ -37,8 +41,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ingest.dead_letters import dead_letter_attributes
 from ingest.decode import MAX_REASON, decode_message, unrouted_reason
 from ingest.deleter import BatchDeleter
+from shared import metrics
+from shared.aws import payloads
 from shared.aws.clients import client
 from shared.aws.names import UNROUTED, ResourceNames
 from shared.errors import InvalidMessage, PermanentError, TransientError
@@ -228,10 +235,14 @@ class Poller:
                     MaxNumberOfMessages=count,
                     WaitTimeSeconds=self._settings.sqs_wait_seconds,
                     VisibilityTimeout=self._visibility,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    MessageSystemAttributeNames=[
+                        "ApproximateReceiveCount",
+                        "SentTimestamp",
+                    ],
                     MessageAttributeNames=["All"],
                 )
         messages: list[dict[str, Any]] = response.get("Messages", [])
+        metrics.record_received(self._settings, self.kind, self.queue_name, messages)
         return messages
 
     def _sqs_retrying(self) -> AsyncRetrying:
@@ -300,9 +311,17 @@ class Poller:
         try:
             if self.kind == UNROUTED:
                 raise InvalidMessage(unrouted_reason(body, attributes))
-            communication = decode_message(body, attributes)
+            # In a thread: a large body takes a while to validate, and an S3
+            # pointer is fetched with a blocking call.
+            communication = await asyncio.to_thread(
+                decode_message, body, attributes, self._fetch_payload
+            )
         except InvalidMessage as err:
             await self._dead_letter(entry, message, err.reason)
+            return
+        except Exception as err:
+            # S3 unreachable while resolving a pointer: the body may be fine.
+            await self._retry_later(entry, err, ("-", "-"))
             return
 
         ids = (communication.tenant, communication.id)
@@ -330,6 +349,7 @@ class Poller:
             )
             return
         self._stats.processed += 1
+        metrics.record_processed(self._settings, self.kind)
         fired = len(outcome.fired) if isinstance(outcome, CommunicationOutcome) else 0
         logger.info(
             "processed queue=%s sqs_id=%s tenant=%s communication=%s receives=%d "
@@ -355,18 +375,17 @@ class Poller:
             "send_message",
             QueueUrl=self._dlq_url,
             MessageBody=message.get("Body", ""),
-            MessageAttributes={
-                "reason": _string(reason),
-                "source_queue": _string(self.queue_name),
-                "source_message_id": _string(entry.message_id),
-                "receive_count": {
-                    "DataType": "Number",
-                    "StringValue": str(entry.receive_count),
-                },
-            },
+            MessageAttributes=dead_letter_attributes(
+                reason,
+                self.queue_name,
+                entry.message_id,
+                entry.receive_count,
+                message.get("MessageAttributes", {}),
+            ),
         )
         deleted = await self._delete(entry)
         self._stats.dead_lettered += 1
+        metrics.record_dead_lettered(self._settings, self.kind, reason)
         tenant, communication = ids or ("-", "-")
         logger.info(
             "dead-lettered queue=%s sqs_id=%s tenant=%s communication=%s deleted=%s "
@@ -379,12 +398,18 @@ class Poller:
             log_reason or reason,
         )
 
+    def _fetch_payload(self, pointer: dict[str, str]) -> bytes:
+        return payloads.fetch(self._settings, pointer)
+
     async def _retry_later(
         self, entry: _InWork, err: Exception, ids: tuple[str, str]
     ) -> None:
         delay = backoff_seconds(entry.receive_count)
         await self._settle([entry], delay)
         self._stats.retried += 1
+        if entry.receive_count >= self._settings.sqs_max_receive_count:
+            # SQS moves it to the DLQ at its next receive (the redrive policy).
+            metrics.record_dead_lettered(self._settings, self.kind, "redrive")
         # An error outside the transient branch is a bug somewhere: keep its
         # traceback to fix it. Our own errors never carry communication text.
         log = logger.warning if isinstance(err, TransientError) else logger.exception
@@ -479,8 +504,3 @@ class Poller:
 def backoff_seconds(receive_count: int) -> int:
     """Seconds before a failed message is tried again: 2, 4, 8, ... up to 60."""
     return min(2 ** max(receive_count, 1), MAX_BACKOFF_SECONDS)
-
-
-def _string(value: str) -> dict[str, str]:
-    # SQS refuses an empty attribute value.
-    return {"DataType": "String", "StringValue": value or "-"}

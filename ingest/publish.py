@@ -2,7 +2,9 @@
 
 The demo and the command line use this to feed the pipeline; the product never
 calls it. Each record goes out as its JSON with the message attribute
-``data_type`` that the topic's subscriptions filter on.
+``data_type`` that the topic's subscriptions filter on. A record whose JSON is
+over SNS's size limit (a long transcript) is stored in the payload bucket and
+goes out as an S3 pointer, which the ingest resolves.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tenacity import (
 
 from shared.aws.clients import client
 from shared.aws.names import ResourceNames
+from shared.aws.payloads import payload_key, wrap_if_large
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,15 +52,15 @@ def publish_communications(
     """Publish each record to the topic; returns how many were published.
 
     ``progress`` is called after each batch with the number it published.
-    Raises ``ValueError`` for a record over SNS's size limit and
-    ``RuntimeError`` when SNS keeps refusing entries.
+    Raises ``ValueError`` for a record whose attributes alone pass SNS's size
+    limit and ``RuntimeError`` when SNS keeps refusing entries.
     """
     sns = client(settings, "sns")
     # CreateTopic is idempotent and answers the ARN: no ListTopics paging.
     topic_arn = sns.create_topic(Name=ResourceNames.of(settings).topic)["TopicArn"]
 
     published = 0
-    for batch in _batches(_entries(records)):
+    for batch in _batches(_entries(settings, records)):
         _publish_batch(sns, topic_arn, batch)
         published += len(batch)
         if progress is not None:
@@ -75,11 +78,13 @@ def load_records(data_dir: Path) -> list[Record]:
     return records
 
 
-def _entries(records: Iterable[Record]) -> Iterator[dict[str, Any]]:
+def _entries(settings: Settings, records: Iterable[Record]) -> Iterator[dict[str, Any]]:
     for record in records:
         # ASCII escapes keep every character SQS might refuse (and any lone
         # surrogate) inside the JSON text, where the decoder judges it.
-        entry: dict[str, Any] = {"Message": json.dumps(record, ensure_ascii=True)}
+        message = json.dumps(record, ensure_ascii=True)
+        key = payload_key(str(record.get("id")), message)
+        entry: dict[str, Any] = {"Message": wrap_if_large(settings, message, key)}
         data_type = record.get("data_type")
         if isinstance(data_type, str) and data_type:
             entry["MessageAttributes"] = {

@@ -8,13 +8,19 @@ the same name) replaces the replicas and with them the app.
 
 Replicas run in Serve's own Ray namespace; every named-actor lookup they make
 names ``settings.ray_namespace`` explicitly (see ``actors.directory``).
+
+Two ways to deploy: ``deploy_api`` (the local stack, tests) and ``serve deploy
+deploy/serve-config.yaml`` on a cluster, whose ``import_path`` names
+``app_builder``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from ray import serve
-from ray.serve import Deployment
+from ray.serve import Application, Deployment
 
 from serve.app import build_app
 from shared.settings import Settings
@@ -54,3 +60,18 @@ def deploy_api(settings: Settings) -> str:
         logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
     return f"http://{settings.api_host}:{settings.api_port}"
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """The API bound to settings from ``WATCHWORD_*`` variables, for ``serve deploy``.
+
+    Serve calls this where it builds the application, on the cluster, so the
+    variables are those the Ray nodes were started with. ``args`` (the config
+    file's ``args:``) override single settings by field name; an unknown name is
+    an error, not a silent default.
+    """
+    settings = Settings(**args)
+    deployment: Deployment = AlertAPI  # type: ignore[assignment]
+    return deployment.options(
+        ray_actor_options={"num_cpus": settings.api_num_cpus}
+    ).bind(settings)

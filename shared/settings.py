@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_num_cpus: float = 0.5
     dashboard_port: int = 8265
+    metrics_export_port: int = Field(
+        default=8080,
+        description="Prometheus endpoint of the local stack's Ray node.",
+    )
 
     @model_validator(mode="after")
     def _local_endpoints(self) -> Settings:

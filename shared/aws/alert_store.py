@@ -9,6 +9,7 @@ goes up by one on every state write; writers condition on it (see
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
 from datetime import datetime
@@ -62,12 +63,17 @@ class AlertStore:
         self._table = ResourceNames.of(settings).alerts_table
 
     def create(
-        self, tenant: str, definition: AlertDefinition, prompt: str = ""
+        self,
+        tenant: str,
+        definition: AlertDefinition,
+        prompt: str = "",
+        alert_id: str | None = None,
     ) -> Alert:
+        """Store a new alert; with ``alert_id`` given, fail if that id exists."""
         now = utcnow()
         alert = Alert(
             tenant=tenant,
-            alert_id=new_alert_id(),
+            alert_id=alert_id or new_alert_id(),
             definition=definition,
             state=dict(definition.initial_state or {}),
             created_at=now,
@@ -110,8 +116,9 @@ class AlertStore:
         last = page.get("LastEvaluatedKey")
         return alerts, (last["alert_id"]["S"] if last else None)
 
-    def all_for_tenant(self, tenant: str) -> list[Alert]:
-        alerts: list[Alert] = []
+    # builtins.list: inside this class, ``list`` is the method above.
+    def all_for_tenant(self, tenant: str) -> builtins.list[Alert]:
+        alerts: builtins.list[Alert] = []
         cursor: str | None = None
         while True:
             page, cursor = self.list(tenant, limit=100, cursor=cursor)

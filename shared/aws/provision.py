@@ -220,7 +220,8 @@ def _tables(settings: Settings, names: ResourceNames, report: ProvisionReport) -
         ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", **spec)
         ddb.get_waiter("table_exists").wait(TableName=table)
         report.note(table, created=True)
-        if table == names.ledger_table:
+        # Ledger records and creation drafts expire.
+        if table in (names.ledger_table, names.tenants_table):
             ddb.update_time_to_live(
                 TableName=table,
                 TimeToLiveSpecification={

@@ -10,8 +10,9 @@ The model must call one of three tools (see ``shared.llm.prompts``):
 - ``refuse_alert``: the reason it cannot be an alert.
 
 A ``CreationTurn`` carries the whole message list, the model's answer included,
-so that a dialogue continues from it: ``turn.answer(text)`` gives the messages of
-the next turn once the user has answered the questions.
+so that a dialogue continues from it: ``turn.answer(text)`` (or ``with_reply``
+on stored messages) gives the messages of the next turn once the user has
+answered the questions, or asked for a change to a ready definition.
 """
 
 from __future__ import annotations
@@ -65,10 +66,19 @@ class CreationTurn(BaseModel):
         return self
 
     def answer(self, text: str) -> list[Message]:
-        """The messages of the next turn, with the user's answer to the questions."""
-        if self.kind != "questions":
-            raise ValueError(f"a {self.kind} turn asks nothing to answer")
-        return [*self.messages, _tool_result(_last_tool_use_id(self.messages), text)]
+        """The messages of the next turn, with the user's reply.
+
+        A reply answers the questions of a ``questions`` turn, or asks for a
+        change to the definition of a ``ready`` one; a refusal ends the dialogue.
+        """
+        if self.kind == "refused":
+            raise ValueError("a refused turn asks nothing to answer")
+        return with_reply(self.messages, text)
+
+
+def with_reply(messages: list[Message], text: str) -> list[Message]:
+    """The dialogue with the user's reply to the model's last tool call."""
+    return [*messages, _tool_result(_last_tool_use_id(messages), text)]
 
 
 async def create_from_prompt(

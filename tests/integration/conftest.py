@@ -8,14 +8,17 @@ machine, into the running Serve), then deletes it.
 Settings reach a replica when it is created, so a per-test ``settings`` object
 would mean a redeploy per test. The API scopes every route by tenant instead,
 and each test uses tenant ids of its own: that isolates tests as well as
-separate tables would, at the cost of one deploy per module.
+separate tables would, at the cost of one deploy per module. ``new_tenant``
+makes such a tenant, with an API key, and a client that sends the key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import httpx2
 import pytest
@@ -58,6 +61,7 @@ def api_settings(
 @pytest.fixture(scope="module")
 def api_url(api_settings: Settings) -> Iterator[str]:
     """The base URL of the API, deployed with this module's settings."""
+    import ray
     from ray import serve
 
     from serve.deployment import APP_NAME, deploy_api
@@ -65,8 +69,13 @@ def api_url(api_settings: Settings) -> Iterator[str]:
     url = deploy_api(api_settings)
     _wait_until_healthy(url)
     yield url
-    # The replica holds a process and a CPU share that later modules may need.
+    # The replica holds a process and a CPU share that later modules may need;
+    # so do the detached actors a test may have started in this namespace.
     serve.delete(APP_NAME)
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] == api_settings.ray_namespace:
+            with contextlib.suppress(ValueError):  # it ended meanwhile
+                ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))
 
 
 @pytest.fixture
@@ -88,3 +97,42 @@ def _wait_until_healthy(url: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"the API did not answer on {url} within {timeout:.0f}s")
         time.sleep(0.2)
+
+
+@dataclass
+class TenantClient:
+    """A tenant of the API test module, its key, and a client that sends it."""
+
+    tenant: str
+    token: str
+    http: httpx2.Client
+
+    def url(self, suffix: str = "") -> str:
+        """The path of this tenant's ``suffix`` (``/alerts``, ``/context/x``)."""
+        return f"/v1/tenants/{self.tenant}{suffix}"
+
+
+@pytest.fixture
+def new_tenant(
+    api_url: str, api_settings: Settings
+) -> Iterator[Callable[[], TenantClient]]:
+    """Makes tenants of their own, each with a fresh API key."""
+    from shared.aws.tenant_store import TenantStore
+
+    store = TenantStore(api_settings)
+    made: list[TenantClient] = []
+
+    def make() -> TenantClient:
+        tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+        token = store.create_key(tenant, label="test").token
+        http = httpx2.Client(
+            base_url=api_url,
+            timeout=30.0,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        made.append(TenantClient(tenant, token, http))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.http.close()

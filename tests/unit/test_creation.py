@@ -134,6 +134,28 @@ def test_an_ambiguous_request_gets_questions_and_the_dialogue_continues(
     assert len(second.messages) == 4
 
 
+def test_a_ready_definition_can_be_revised_in_the_same_dialogue(
+    settings: Settings,
+) -> None:
+    emails_only = {**DEFINITION, "data_types": ["email"]}
+    client = FakeClient(
+        tool_call(prompts.PROPOSE_TOOL_NAME, DEFINITION, n=1),
+        tool_call(prompts.PROPOSE_TOOL_NAME, emails_only, n=2),
+    )
+
+    turn = create(settings, client, 'when they say "evaluating a competitor"')
+    follow_up = turn.answer("Emails only, please.")
+    revised = asyncio.run(draft_alert(settings, client, follow_up))  # type: ignore[arg-type]
+
+    assert revised.definition is not None
+    assert revised.definition.data_types == ["email"]
+    [result] = follow_up[-1]["content"]
+    assert (result["tool_use_id"], result["content"]) == (
+        "tu_1",
+        "Emails only, please.",
+    )
+
+
 def test_a_request_that_is_no_alert_is_refused_with_the_models_reason(
     settings: Settings,
 ) -> None:

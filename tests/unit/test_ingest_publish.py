@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 import ingest.publish
+import shared.aws.payloads
 from ingest.publish import MAX_BATCH_BYTES, load_records, publish_communications
+from shared.aws.payloads import MAX_INLINE_BYTES, pointer_of
 from shared.settings import Settings
 
 
@@ -88,10 +90,32 @@ def test_a_record_without_data_type_is_published_without_the_attribute(
     assert "MessageAttributes" not in sns.batches[0][0]
 
 
-def test_a_record_over_the_sns_limit_is_refused(sns: FakeSns) -> None:
-    with pytest.raises(ValueError, match="email-1"):
-        publish_communications(Settings(), [record(1, MAX_BATCH_BYTES)])
-    assert sns.batches == []
+class FakeS3:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes) -> dict[str, Any]:
+        self.objects[Bucket, Key] = Body
+        return {}
+
+
+def test_a_record_over_the_sns_limit_goes_out_as_an_s3_pointer(
+    sns: FakeSns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = FakeS3()
+    monkeypatch.setattr(shared.aws.payloads, "client", lambda _settings, _service: s3)
+    large, small = record(1, MAX_INLINE_BYTES), record(2)
+
+    publish_communications(Settings(), [large, small])
+
+    [[pointer_entry, inline_entry]] = sns.batches
+    pointer = pointer_of(pointer_entry["Message"])
+    assert pointer is not None
+    assert pointer["key"].startswith("payloads/email-1-")
+    assert json.loads(s3.objects[pointer["bucket"], pointer["key"]]) == large
+    # Still routed by its data type; the small record stays inline.
+    assert pointer_entry["MessageAttributes"]["data_type"]["StringValue"] == "email"
+    assert json.loads(inline_entry["Message"]) == small
 
 
 def test_throttled_entries_are_published_again(sns: FakeSns) -> None:

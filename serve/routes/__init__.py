@@ -1,0 +1,1 @@
+"""The routers of the alert API, one module per resource."""
