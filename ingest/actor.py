@@ -75,3 +75,12 @@ class IngestActor:
         if self._poller is None:
             return dict.fromkeys(STAT_KEYS, 0)
         return self._poller.stats()
+
+    async def arm_fault(self, point: str, times: int = 1) -> None:
+        """Make the poller fail at a named point (tests of crash safety)."""
+        if self._poller is None:
+            raise RuntimeError("start the poller first")
+        self._poller.faults.arm(point, times)
+
+    async def fault_hits(self) -> dict[str, int]:
+        return {} if self._poller is None else self._poller.faults.hits()

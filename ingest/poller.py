@@ -49,6 +49,7 @@ from shared.aws import payloads
 from shared.aws.clients import client
 from shared.aws.names import UNROUTED, ResourceNames
 from shared.errors import InvalidMessage, PermanentError, TransientError
+from shared.faults import Faults, InjectedFault
 from shared.models import Communication, CommunicationOutcome
 from shared.settings import Settings
 
@@ -120,6 +121,7 @@ class Poller:
         # message twice at once, each copy with its own receipt handle.
         self._in_work: set[_InWork] = set()
         self._stats = PollerStats()
+        self.faults = Faults()
         self._deleter: BatchDeleter | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -338,6 +340,12 @@ class Poller:
             await self._retry_later(entry, err, ids)
             return
 
+        try:
+            self.faults.reach("ingest.before_ack")
+        except InjectedFault:
+            # As if the poller died right here: the message is neither deleted
+            # nor released, and comes back when its visibility timeout ends.
+            return
         if not await self._delete(entry):
             # The receipt handle expired (visibility lost): SQS redelivers and
             # the tenant applies it once more, idempotently.
