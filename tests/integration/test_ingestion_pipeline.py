@@ -414,50 +414,33 @@ def test_a_poller_killed_mid_batch_or_scaled_down_loses_nothing(
     marker: str,
 ) -> None:
     # A short visibility timeout: what the dead poller held comes back soon.
-    import builtins; builtins.T0 = time.monotonic()
     settings = small.with_overrides(sqs_visibility_timeout=3)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'settings = small.with_overrides(sqs_visi')
     phrases = ("the",)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'phrases = ("the",)')
-    emails = pick(records, "tenant-acme", "email")[:16]
-    first, second = emails[:8], emails[8:]
+    emails = pick(records, "tenant-acme", "email")[:12]
+    first, second = emails[:6], emails[6:]
     alert = create_alert(settings, "tenant-acme", phrases, ("email",), marker)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'alert = create_alert(settings, "tenant-a')
     expected = {r["id"] for r in emails if fires(r, phrases)}
-    # One alert evaluates one email at a time: 8 times 0.5 s keeps most of the
+    # One alert evaluates one email at a time: 6 times 0.6 s keeps most of the
     # first batch in flight when its poller dies.
-    model([{"total_ms": 500}] * len(first))
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'model([{"total_ms": 500}] * len(first))')
+    model([{"total_ms": 600}] * len(first))
     start_email_only(settings)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'start_email_only(settings)')
 
     publish_communications(settings, first)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'publish_communications(settings, first)')
     wait_for(lambda: poller_stats(settings)["processed"] >= 1, 60, "a first email")
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'wait_for(lambda: poller_stats(settings)[')
     poller = ray.get_actor(ingest_name("email", 0), namespace=settings.ray_namespace)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'poller = ray.get_actor(ingest_name("emai')
     in_flight = ray.get(poller.stats.remote())["in_flight"]
     ray.kill(poller, no_restart=True)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'ray.kill(poller, no_restart=True)')
     assert in_flight > 0
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert in_flight > 0')
 
     # An operator brings the poller back, and one more.
     up = watchword(settings, "pollers", "scale", "2", "--queue", "email")
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'up = watchword(settings, "pollers", "sca')
     assert up.exit_code == 0, up.output
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert up.exit_code == 0, up.output')
     assert poller_counts(settings)["email"] == 2
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert poller_counts(settings)["email"] ')
     publish_communications(settings, second)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'publish_communications(settings, second)')
     # Scaled down while messages flow: the stopped poller finishes or
     # releases what it holds, and the one left takes the rest.
     down = watchword(settings, "pollers", "scale", "1", "--queue", "email")
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'down = watchword(settings, "pollers", "s')
     assert down.exit_code == 0, down.output
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert down.exit_code == 0, down.output')
 
     wait_for(
         lambda: (
@@ -467,17 +450,11 @@ def test_a_poller_killed_mid_batch_or_scaled_down_loses_nothing(
         90,
         "every email to be processed",
     )
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), ')')
     outbox = Outbox(settings)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'outbox = Outbox(settings)')
     outbox.wait_for_triggers(expected)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'outbox.wait_for_triggers(expected)')
     assert sorted(outbox.trigger_ids()) == sorted(expected)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert sorted(outbox.trigger_ids()) == s')
     final = AlertStore(settings).get("tenant-acme", alert.alert_id)
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'final = AlertStore(settings).get("tenant')
     assert final is not None and final.state == {"hits": len(expected)}
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert final is not None and final.state')
     names = {
         actor["name"]
         for actor in ray.util.list_named_actors(all_namespaces=True)
@@ -485,13 +462,9 @@ def test_a_poller_killed_mid_batch_or_scaled_down_loses_nothing(
         and actor["name"].startswith("ingest/")
     }
     assert names == {ingest_name("email", 0)}
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert names == {ingest_name("email", 0)')
     status = watchword(settings, "pollers", "status")
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'status = watchword(settings, "pollers", ')
     assert status.exit_code == 0, status.output
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert status.exit_code == 0, status.out')
     assert "email" in status.output
-    print("T", round(time.monotonic() - __import__("builtins").T0, 1), 'assert "email" in status.output')
 
 
 # --- slow evaluations -------------------------------------------------------
@@ -503,7 +476,7 @@ def test_a_slow_tenant_holds_up_no_other_and_its_messages_are_received_once(
     model: Callable[..., None],
     marker: str,
 ) -> None:
-    """One tenant's evaluations take 3 s each, longer than the 2 s visibility
+    """One tenant's evaluations take 2.5 s each, longer than the 2 s visibility
     timeout; another tenant's are quick. The quick tenant's notifications
     arrive first, and the slow tenant's messages, hidden by the poller's
     heartbeat while they are worked on, are each received once
@@ -524,7 +497,7 @@ def test_a_slow_tenant_holds_up_no_other_and_its_messages_are_received_once(
     publish_communications(settings, quiet)
     wait_for(lambda: poller_stats(settings)["processed"] == 2, 60, "the warm-up")
 
-    model([{"ttft_ms": 1000, "total_ms": 3000}] * len(slow))
+    model([{"ttft_ms": 1000, "total_ms": 2500}] * len(slow))
     # The slow tenant's messages go first and stay in work throughout.
     publish_communications(settings, slow)
     publish_communications(settings, fast)
