@@ -16,8 +16,8 @@ from shared.aws.alert_store import AlertStore
 from shared.aws.clients import client
 from shared.aws.evaluation_store import alert_key
 from shared.aws.names import ResourceNames
-from shared.aws.payloads import unwrap
 from shared.aws.pending_store import TRIGGER_PREFIX, PendingStore
+from shared.aws.queues import receive_notifications
 from shared.delivery import ID_HEADER, SIGNATURE_HEADER, OutputQueue, verify
 from shared.faults import InjectedFault
 from shared.models import AlertDefinition, AlertNotification, Trigger
@@ -56,21 +56,7 @@ def add(settings: Settings, alert_id: str, n: int, window: float = 60) -> None:
 
 
 def received(settings: Settings) -> list[AlertNotification]:
-    sqs = client(settings, "sqs")
-    url = sqs.get_queue_url(QueueName=ResourceNames.of(settings).output_queue)[
-        "QueueUrl"
-    ]
-    found: list[AlertNotification] = []
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not batch:
-            return found
-        for message in batch:
-            body = unwrap(settings, message["Body"])
-            found.append(AlertNotification.model_validate_json(body))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return receive_notifications(settings)
 
 
 def shard(settings: Settings, sender: OutputQueue | None = None) -> Shard:
