@@ -31,6 +31,7 @@ from typing import Any
 import ray
 
 from actors import names
+from actors.placement import actor_options
 from shared import metrics
 from shared.aws.alert_store import AlertStore
 from shared.aws.pending_store import Claim, PendingStore
@@ -239,6 +240,7 @@ def shard_handle(settings: Settings, shard: int) -> Any:
         namespace=settings.ray_namespace,
         get_if_exists=True,
         lifetime="detached",
+        **actor_options(settings),
     ).remote(settings, shard)
 
 

@@ -24,6 +24,7 @@ import ray
 from pydantic import ValidationError
 
 from actors import names
+from actors.placement import actor_options
 from shared import metrics
 from shared.errors import StateViolation
 from shared.llm import prompts
@@ -270,6 +271,7 @@ def evaluator_pool(settings: Settings) -> list[Any]:
             namespace=settings.ray_namespace,
             get_if_exists=True,
             lifetime="detached",
+            **actor_options(settings),
         ).remote(settings)
         for i in range(settings.evaluator_pool_size)
     ]

@@ -20,6 +20,7 @@ from actors import names
 from actors.alert_batch import shard_handle
 from actors.evaluator import STARTED, evaluator_pool
 from actors.hashing import shard_of
+from actors.placement import actor_options
 from actors.tenant import TenantWorker
 from shared import metrics
 from shared.logs import configure as configure_logging
@@ -134,4 +135,5 @@ def tenant_handle(settings: Settings, tenant: str) -> Any:
         namespace=settings.ray_namespace,
         get_if_exists=True,
         lifetime="detached",
+        **actor_options(settings),
     ).remote(settings, tenant)

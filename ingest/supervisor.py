@@ -15,6 +15,7 @@ import ray
 from ray.actor import ActorHandle
 
 from actors.names import ingest as ingest_name
+from actors.placement import actor_options
 from ingest.actor import IngestActor
 from ingest.poller import STAT_KEYS
 from shared.aws.names import ResourceNames
@@ -111,7 +112,7 @@ def _poller(settings: Settings, kind: str, index: int) -> ActorHandle:
         namespace=settings.ray_namespace,
         lifetime="detached",
         get_if_exists=True,
-        num_cpus=0,
+        **actor_options(settings),
     ).remote(settings, kind, index)
 
 

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     evaluator_pool_size: int = 2
     alert_batch_shards: int = 4
     tenant_idle_seconds: float = 300.0
+    actor_resource: str | None = Field(
+        default=None,
+        description=(
+            "Custom Ray resource of which every Watchword actor takes one unit;"
+            " worker nodes advertise it, so the autoscaler adds nodes as actors"
+            " grow. Unset locally."
+        ),
+    )
 
     # Ingestion.
     sqs_wait_seconds: int = Field(default=20, ge=0, le=20)

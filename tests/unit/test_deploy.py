@@ -135,3 +135,24 @@ def test_the_head_may_pass_only_the_worker_role() -> None:
         if ":role/" in r
     ]
     assert roles == ["arn:aws:iam::*:role/watchword-node"]
+
+
+def test_only_the_workers_offer_the_resource_every_actor_asks_for() -> None:
+    from actors.placement import actor_options
+    from shared.settings import Settings
+
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / "deploy" / "watchword.env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    resource = env["WATCHWORD_ACTOR_RESOURCE"]
+    settings = Settings(stack="aws", actor_resource=resource)
+    assert actor_options(settings) == {"num_cpus": 0, "resources": {resource: 1}}
+    assert actor_options(Settings()) == {"num_cpus": 0}  # locally: nothing to ask
+
+    nodes = load_yaml(ROOT / "cluster.yaml")["available_node_types"]
+    head = load_yaml(ROOT / "cluster.yaml")["head_node_type"]
+    offered = {name: node["resources"].get(resource, 0) for name, node in nodes.items()}
+    assert offered[head] == 0
+    assert all(units > 0 for name, units in offered.items() if name != head)
